@@ -101,3 +101,27 @@ def test_repeated_sentences_get_an_occurrence_counter() -> None:
     recs = segment_article(make_article("x", "Same.\nOther.\nSame.", language="en"), CFG)
     assert recs[0].sentence_id != recs[2].sentence_id
     assert recs[2].sentence_id == sentence_id("x", "Same.", 2)
+
+
+def test_two_sentences_inside_one_quotation_are_split() -> None:
+    text = (
+        "\u201cOver the past night, Syrian troops thwarted all terrorist attacks on Palmyra. "
+        "The attacking militants actively used car bombs.\u201d Then the statement ended."
+    )
+    assert sentences(text) == [
+        "\u201cOver the past night, Syrian troops thwarted all terrorist attacks on Palmyra.",
+        "The attacking militants actively used car bombs.\u201d",
+        "Then the statement ended.",
+    ]
+
+
+def test_quote_followed_by_attribution_without_comma_is_not_broken() -> None:
+    text = (
+        '"Some cases appear to show signs consistent with exposure to nerve agents" WHO said in '
+        "a statement putting the death toll at 70. The United States blamed Syrian aircraft."
+    )
+    assert sentences(text) == [
+        '"Some cases appear to show signs consistent with exposure to nerve agents" WHO said in '
+        "a statement putting the death toll at 70.",
+        "The United States blamed Syrian aircraft.",
+    ]
