@@ -304,7 +304,7 @@ def print_stats(stats: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(110, Console().width))
     table = Table(title="Labeled sentences (authored counted apart: training only)")
     table.add_column("set")
     for col in ("sentences", "articles", *ALL_LABELS, "multi-label"):
