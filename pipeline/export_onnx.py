@@ -1,0 +1,186 @@
+"""Stage `export_onnx`: the fine-tuned transformer as ONNX, fp32 and dynamic int8.
+
+Prediction with ONNX Runtime needs neither torch nor transformers: the model
+folder `models/transformer-onnx/` holds the ONNX graphs, `tokenizer.json` and
+the same labels, thresholds and calibration as `models/transformer/`. Each
+variant is checked against the torch fp32 model on the labeled sentences; the
+fastest one whose labels agree on at least `onnx.min_agreement` of them becomes
+the default (`weights` in model.json), and the figures go to `metrics/onnx.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import Params
+from pipeline.models import CARD, load_model, read_meta, write_meta
+from pipeline.schema import LabeledSentence, atomic_open, read_records
+
+log = logging.getLogger(__name__)
+
+FP32 = "model.onnx"
+INT8 = "model.int8.onnx"
+INT8_FFN = "model.int8-ffn.onnx"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_fp32(source: Path, target: Path, opset: int) -> None:
+    """torch -> ONNX with the TorchScript exporter (its graphs quantize; see stack notes)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(source)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    sample = tokenizer(["an example sentence", "another"], return_tensors="pt", padding=True)
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
+    with torch.inference_mode():
+        torch.onnx.export(
+            model,
+            tuple(sample[name] for name in INPUTS),
+            str(target),
+            input_names=list(INPUTS),
+            output_names=["logits"],
+            dynamic_axes={**axes, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+
+
+def weight_matmuls(source: Path, feed_forward_only: bool) -> list[str]:
+    """Names of the MatMul nodes that multiply by a weight (optionally only the FFN ones)."""
+    import onnx
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    names = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    if feed_forward_only:
+        names = [
+            n
+            for n in names
+            if "/intermediate/" in n or ("/output/" in n and "/attention/" not in n)
+        ]
+    return names
+
+
+def quantize_int8(source: Path, target: Path, feed_forward_only: bool = False) -> None:
+    """Dynamic int8, per channel, weights only (activation x activation products stay fp32)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        nodes_to_quantize=weight_matmuls(source, feed_forward_only),
+        extra_options={"MatMulConstBOnly": True},
+    )
+
+
+def check_texts(params: Params, limit: int) -> list[str]:
+    """The real labeled sentences (distinct), the set every variant is compared on."""
+    texts = [r.text for r in read_records(params.path("labels"), LabeledSentence)]
+    unique = list(dict.fromkeys(texts))
+    return unique[:limit] if limit else unique
+
+
+def timed_labels(model: Any, texts: list[str]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    scores = model.scores(texts)
+    rate = len(texts) / (time.perf_counter() - start)
+    return model.post.decide(scores), rate
+
+
+def run_export_onnx(params: Params) -> dict[str, Any]:
+    cfg = params.onnx
+    source = params.path("models_dir") / "transformer"
+    target = params.path("models_dir") / "transformer-onnx"
+    meta = read_meta(source)
+    work = target.with_name(target.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    export_fp32(source, work / FP32, cfg.opset)
+    quantize_int8(work / FP32, work / INT8)
+    quantize_int8(work / FP32, work / INT8_FFN, feed_forward_only=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (source / name).exists():
+            shutil.copy(source / name, work / name)
+
+    texts = check_texts(params, cfg.check_sentences)
+    reference, torch_rate = timed_labels(load_model(source), texts)
+    variants: dict[str, dict[str, Any]] = {}
+    base = {k: v for k, v in meta.items() if k not in ("format", "weights")}
+    for variant, file in (("fp32", FP32), ("int8", INT8), ("int8-ffn", INT8_FFN)):
+        write_meta(work, {**base, "kind": "onnx", "weights": file, "source": str(source)})
+        decided, rate = timed_labels(load_model(work), texts)
+        variants[variant] = {
+            "file": file,
+            "label_agreement": round(float(np.mean(np.all(decided == reference, axis=1))), 5),
+            "cell_agreement": round(float(np.mean(decided == reference)), 5),
+            "sentences_per_s": round(rate, 1),
+        }
+    eligible = [v for v in variants if variants[v]["label_agreement"] >= cfg.min_agreement]
+    default = max(eligible, key=lambda v: variants[v]["sentences_per_s"]) if eligible else "fp32"
+    summary = {
+        "checked_sentences": len(texts),
+        "torch_fp32_sentences_per_s": round(torch_rate, 1),
+        "min_agreement": cfg.min_agreement,
+        "default": default,
+        "variants": variants,
+    }
+    write_meta(
+        work,
+        {
+            **base,
+            "kind": "onnx",
+            "weights": variants[default]["file"],
+            "source": str(source),
+            "onnx": summary,
+        },
+    )
+    _card(work, meta, summary)
+    shutil.rmtree(target, ignore_errors=True)
+    work.rename(target)
+    metrics = params.path("metrics_dir") / "onnx.json"
+    with atomic_open(metrics) as fh:
+        json.dump(summary, fh, indent=2)
+        fh.write("\n")
+    log.info(
+        "export_onnx: default %s (%s sentences/s, label agreement %.4f)",
+        default,
+        variants[default]["sentences_per_s"],
+        variants[default]["label_agreement"],
+    )
+    return summary
+
+
+def _card(folder: Path, meta: dict[str, Any], summary: dict[str, Any]) -> None:
+    rows = "\n".join(
+        f"| {name} | `{v['file']}` | {v['label_agreement']:.4f} | {v['sentences_per_s']} |"
+        for name, v in summary["variants"].items()
+    )
+    text = f"""# transformer (ONNX)
+
+The fine-tuned MiniLM of `models/transformer/` exported to ONNX for prediction with
+ONNX Runtime (no torch needed). Labels, thresholds and calibration are the same as the
+torch model's (version {meta.get("version", "unregistered")}).
+
+Compared with the torch fp32 model on {summary["checked_sentences"]} labeled sentences
+(torch fp32: {summary["torch_fp32_sentences_per_s"]} sentences/s in-process):
+
+| variant | file | labels identical | sentences/s |
+|---|---|---:|---:|
+{rows}
+
+Default (`weights` in model.json): **{summary["default"]}**, the fastest variant whose labels
+agree with fp32 on at least {summary["min_agreement"]:.1%} of the sentences.
+
+Training data note: authored sentences were used for training only, never for evaluation.
+"""
+    (folder / CARD).write_text(text, encoding="utf-8")
