@@ -316,8 +316,8 @@ class OnnxConfig:
     """ONNX opset of the TorchScript exporter."""
     min_agreement: float = 0.995
     """A variant becomes the default only if its labels equal fp32's on this share of sentences."""
-    check_sentences: int = 0
-    """How many labeled sentences to compare the variants on; 0 = all of them."""
+    check_sentences: int = 3000
+    """How many distinct unlabeled pool sentences to compare the variants on; 0 = all."""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_agreement <= 1 or self.check_sentences < 0 or self.opset < 11:

@@ -111,7 +111,10 @@ class CompiledTfidf:
         values = values / norms[r]
         contrib = values[:, None] * weights[c]
         return np.column_stack(
-            [np.bincount(r, weights=contrib[:, k], minlength=n_rows) for k in range(weights.shape[1])]
+            [
+                np.bincount(r, weights=contrib[:, k], minlength=n_rows)
+                for k in range(weights.shape[1])
+            ]
         )
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:

@@ -223,11 +223,11 @@ def read_skipped(params: Params) -> list[str]:
     path = skipped_path(params)
     if not path.exists():
         return []
-    order: dict[str, int] = {}
-    for n, (_, row) in enumerate(_safe_jsonl(path)):
+    order: dict[str, None] = {}  # insertion order: a second skip moves an id to the end
+    for _, row in _safe_jsonl(path):
         if isinstance(row, dict) and isinstance(row.get("sentence_id"), str):
             order.pop(row["sentence_id"], None)
-            order[row["sentence_id"]] = n
+            order[row["sentence_id"]] = None
     return list(order)
 
 
@@ -374,13 +374,13 @@ def make_items(
     items = []
     for s, row in zip(chosen, scores, strict=True):
         rows = by_article[s.article_id]
-        k = next(i for i, r in enumerate(rows) if r.sentence_id == s.sentence_id)
+        at = next(i for i, r in enumerate(rows) if r.sentence_id == s.sentence_id)
         items.append(
             QueueItem(
                 sentence=s,
                 title=titles.get(s.article_id, ""),
-                before=tuple(r.text for r in rows[max(0, k - context) : k]),
-                after=tuple(r.text for r in rows[k + 1 : k + 1 + context]),
+                before=tuple(r.text for r in rows[max(0, at - context) : at]),
+                after=tuple(r.text for r in rows[at + 1 : at + 1 + context]),
                 scores={k: float(v) for k, v in zip(LABELS, row, strict=True)},
                 suggestion=suggestion(row, thresholds),
                 labeled=labeled.get(s.sentence_id),

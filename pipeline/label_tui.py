@@ -291,7 +291,7 @@ class Screen:
 
     def guide_text(self) -> Fragments:
         out: Fragments = [
-            ("class:title", "  The labels (labels/GUIDELINES.md); ? closes\n\n"),
+            ("class:title", "  The labels, from the guidelines (? closes)\n\n"),
             ("", "  One or more of the three claim labels, or else unrelated alone.\n\n"),
         ]
         for label, text in self.guide:

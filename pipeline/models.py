@@ -362,10 +362,17 @@ class TfidfModel(ClaimModel):
         super().__init__(path, meta)
         import joblib
 
+        from pipeline.fast_tfidf import CompiledTfidf, UnsupportedPipeline
+
         self.pipeline = joblib.load(path / WEIGHTS["tfidf"])
+        try:  # the same scores as the pipeline's, several times faster
+            self.scorer: Any = CompiledTfidf(self.pipeline)
+        except UnsupportedPipeline as exc:
+            log.info("tfidf: compiled scorer not used (%s)", exc)
+            self.scorer = self.pipeline
 
     def raw_scores(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.pipeline.predict_proba(texts), dtype=np.float64)
+        return np.asarray(self.scorer.predict_proba(texts), dtype=np.float64)
 
 
 class EmbedModel(ClaimModel):
@@ -377,7 +384,12 @@ class EmbedModel(ClaimModel):
         self.batch_size = int(meta.get("training", {}).get("batch_size", 64))
         self._encoder: tuple[Any, Any] | None = None
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    @property
+    def tokenizer(self) -> Any:
+        """The encoder's tokenizer (loads the encoder on first use)."""
+        return self._load_encoder()[0]
+
+    def _load_encoder(self) -> tuple[Any, Any]:
         if self._encoder is None:
             from transformers import AutoModel, AutoTokenizer
 
@@ -389,7 +401,10 @@ class EmbedModel(ClaimModel):
                 AutoModel.from_pretrained(source),
             )
             self._encoder[1].eval()
-        tokenizer, model = self._encoder
+        return self._encoder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        tokenizer, model = self._load_encoder()
         return batched_forward(
             texts, tokenizer, self.max_length, self.batch_size, mean_pooled(model)
         )

@@ -159,10 +159,10 @@ class Scorer:
         if hasattr(self.model, "truncation_flags"):
             return list(self.model.truncation_flags(texts))
         limit = int(getattr(self.model, "max_length", 0) or 0)
+        if not limit or not texts:
+            return [False] * len(texts)
         tokenizer = getattr(self.model, "tokenizer", None)
-        if tokenizer is None and getattr(self.model, "_encoder", None):
-            tokenizer = self.model._encoder[0]
-        if not limit or tokenizer is None or not texts:
+        if tokenizer is None:
             return [False] * len(texts)
         ids = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
         return [len(x) > limit for x in ids]

@@ -46,7 +46,9 @@ section.article h2 { font-size: 16px; margin: 0 0 2px; }
 .counts { margin: 6px 0 8px; font-size: 12px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; margin-right: 6px;
          border: 1px solid #d1d5db; }
-.s { border-radius: 3px; padding: 1px 0; }
+.s { border-radius: 3px; padding: 1px 2px; box-decoration-break: clone;
+     -webkit-box-decoration-break: clone; }
+.s:hover { outline: 2px solid #374151; }
 .s.control { background: var(--control); }
 .s.casualty { background: var(--casualty); }
 .s.heritage { background: var(--heritage); }

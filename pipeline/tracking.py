@@ -31,6 +31,7 @@ from pipeline.config import Params
 from pipeline.models import (
     WEIGHTS,
     CalibratedClaims,
+    load_model,
     package_version,
     prediction_frame,
     read_meta,
@@ -148,8 +149,6 @@ class ClaimsPyfunc(mlflow.pyfunc.PythonModel):
     """Serves a model folder through `pipeline.models.load_model`: labels and scores."""
 
     def load_context(self, context: Any) -> None:
-        from pipeline.models import load_model
-
         self.model = load_model(context.artifacts["model"])
 
     # A DataFrame hint tells MLflow not to derive a schema from hints: the signature is explicit.
@@ -207,8 +206,6 @@ def log_model(folder: Path, params: Params) -> tuple[str, str]:
         )
     else:
         wrapper = ClaimsPyfunc()
-        from pipeline.models import load_model
-
         loaded = load_model(folder)
         output = prediction_frame(
             loaded.scores(list(example["text"])), loaded.post.decide, loaded.labels

@@ -113,11 +113,17 @@ def write_labels(
     truth: dict[str, list[str]],
     n_authored: int,
     seed: int,
+    unlabeled: int = 2,
 ) -> None:
-    """Label every segmented sentence from `truth`; a second annotation of five; a few authored."""
+    """Label the sentences from `truth`, all but those of the last `unlabeled` pool articles;
+    a second annotation of five; a few authored sentences."""
     sentences = read_records(root / params_paths["sentences"], Sentence)
+    pool = sorted({s.article_id for s in sentences if not s.article_id.startswith("seeds/")})
+    skipped = set(pool[len(pool) - unlabeled :]) if unlabeled else set()  # an unlabeled pool
     records = []
     for s in sentences:
+        if s.article_id in skipped:
+            continue
         labels = truth.get(s.text)
         if labels is None:
             raise AssertionError(f"fixture sentence not from a template: {s.text!r}")

@@ -26,15 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 LABELED = 4
 
 
-def fit_tiny_tfidf(folder: Path, version: str = "1") -> None:
-    """A real TF-IDF model folder trained on the template sentences."""
+def fit_tiny_tfidf(folder: Path, version: str = "1", shift: int = 0) -> None:
+    """A real TF-IDF model folder trained on the template sentences.
+
+    `shift` rotates the label columns, for a second model that disagrees with the first.
+    """
     texts, rows = [], []
     for labels, templates in TEMPLATES.items():
         for template in templates:
             for k, town in enumerate(TOWNS[:4]):
                 texts.append(template.format(town=town, n=10 + k, day="Monday"))
                 rows.append([label in labels for label in LABELS])
-    y = np.array(rows, dtype=int)
+    y = np.roll(np.array(rows, dtype=int), shift, axis=1)
     pipeline = build_pipeline(TfidfConfig(max_iter=300))
     pipeline.fit(texts, y)
     post = fit_postprocess(np.asarray(pipeline.predict_proba(texts)), y).to_dict()

@@ -16,8 +16,9 @@ from pipeline.cli import app
 from pipeline.config import load_params
 from pipeline.label_queue import QueueOptions, build_queue
 from pipeline.labels import check_all
+from pipeline.models import load_model
 from pipeline.schema import write_jsonl
-from tests.label_project import copy_project, file_lines, template_project
+from tests.label_project import copy_project, file_lines, fit_tiny_tfidf, template_project
 
 CHOICES = [
     ["control"],
@@ -229,6 +230,23 @@ def test_audit_export_carries_the_current_label_as_an_annotation(project: Path) 
     tasks = json.loads(export(project, "label-studio", "--strategy", "audit"))
     assert [t["data"]["sentence_id"] for t in tasks] == [stored[0]["sentence_id"]]
     assert tasks[0]["annotations"][0]["result"][0]["value"]["choices"] == stored[0]["labels"]
+
+
+def test_disagree_exports_only_sentences_the_two_models_label_differently(project: Path) -> None:
+    params = load_params(project / "params.yaml")
+    # A second real model under the transformer's name, trained with rotated labels.
+    fit_tiny_tfidf(params.path("models_dir") / "transformer", shift=1)
+    tasks = json.loads(export(project, "label-studio", "--strategy", "disagree", "--limit", "0"))
+    tfidf = load_model(params.path("models_dir") / "tfidf")
+    other = load_model(params.path("models_dir") / "transformer")
+    texts = [t["data"]["text"] for t in tasks]
+    assert texts
+    for task, a, b in zip(tasks, tfidf.predict(texts), other.predict(texts), strict=True):
+        assert a != b
+        assert task["meta"]["why"] == f"tfidf says {', '.join(a)}; transformer says {', '.join(b)}"
+    unlabeled = json.loads(export(project, "label-studio", "--strategy", "random", "--limit", "0"))
+    agreed = [t["data"]["text"] for t in unlabeled if t["data"]["text"] not in texts]
+    assert tfidf.predict(agreed) == other.predict(agreed)
 
 
 # --- refusals: one test per kind, nothing written ---------------------------------------------
