@@ -96,6 +96,7 @@ def check_texts(params: Params, limit: int) -> list[str]:
 
 
 def timed_labels(model: Any, texts: list[str]) -> tuple[np.ndarray, float]:
+    """Labels of the reference (torch) model and its speed."""
     start = time.perf_counter()
     scores = model.scores(texts)
     rate = len(texts) / (time.perf_counter() - start)
@@ -123,16 +124,39 @@ def run_export_onnx(params: Params) -> dict[str, Any]:
         texts = list(dict.fromkeys(r.text for r in labeled))[: cfg.check_sentences or None]
     reference, torch_rate = timed_labels(load_model(source), texts)
     variants: dict[str, dict[str, Any]] = {}
-    base = {k: v for k, v in meta.items() if k not in ("format", "weights")}
-    for variant, file in (("fp32", FP32), ("int8", INT8), ("int8-ffn", INT8_FFN)):
-        write_meta(work, {**base, "kind": "onnx", "weights": file, "source": str(source)})
-        decided, rate = timed_labels(load_model(work), texts)
+    base = {k: v for k, v in meta.items() if k not in ("format", "weights", "cascade")}
+    calibrated: dict[str, np.ndarray] = {}
+
+    def measure(variant: str, extra: dict[str, Any]) -> None:
+        write_meta(work, {**base, "kind": "onnx", "source": str(source), **extra})
+        model = load_model(work)
+        start = time.perf_counter()
+        scores = model.scores(texts)
+        rate = len(texts) / (time.perf_counter() - start)
+        decided = model.post.decide(scores)
+        calibrated[variant] = scores
         variants[variant] = {
-            "file": file,
+            **extra,
+            "file": extra["weights"],
             "label_agreement": round(float(np.mean(np.all(decided == reference, axis=1))), 5),
             "cell_agreement": round(float(np.mean(decided == reference)), 5),
             "sentences_per_s": round(rate, 1),
         }
+        if extra.get("cascade"):
+            variants[variant]["rescored_share"] = round(model.rescored / max(1, len(texts)), 4)
+
+    for variant, file in (("fp32", FP32), ("int8", INT8), ("int8-ffn", INT8_FFN)):
+        measure(variant, {"weights": file})
+    # The int8 graph with an fp32 fallback for sentences near a threshold. A label flips only
+    # where int8 and fp32 fall on opposite sides of its threshold; the margin is the largest
+    # distance from the threshold of such a flipped int8 score on the check sentences, times a
+    # safety factor, so every flip seen there (and flips a little further out) goes to fp32.
+    thresholds = np.array([meta["thresholds"][label] for label in meta["labels"]])
+    flipped = (calibrated["int8"] >= thresholds) != (calibrated["fp32"] >= thresholds)
+    distance = np.abs(calibrated["int8"] - thresholds)[flipped]
+    needed = float(distance.max()) if distance.size else 0.0
+    margin = round(min(0.5, cfg.cascade_safety * needed + 1e-4), 4)
+    measure("int8-cascade", {"weights": INT8, "cascade": {"fallback": FP32, "margin": margin}})
     eligible = [v for v in variants if variants[v]["label_agreement"] >= cfg.min_agreement]
     default = max(eligible, key=lambda v: variants[v]["sentences_per_s"]) if eligible else "fp32"
     summary = {
@@ -142,16 +166,8 @@ def run_export_onnx(params: Params) -> dict[str, Any]:
         "default": default,
         "variants": variants,
     }
-    write_meta(
-        work,
-        {
-            **base,
-            "kind": "onnx",
-            "weights": variants[default]["file"],
-            "source": str(source),
-            "onnx": summary,
-        },
-    )
+    chosen = {k: variants[default][k] for k in ("weights", "cascade") if k in variants[default]}
+    write_meta(work, {**base, "kind": "onnx", "source": str(source), **chosen, "onnx": summary})
     _card(work, meta, summary)
     shutil.rmtree(target, ignore_errors=True)
     work.rename(target)
