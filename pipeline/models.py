@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +322,7 @@ def sigmoid_logits(model: Any) -> Callable[[dict[str, Any]], np.ndarray]:
 # --- the model folder and its loader -----------------------------------------------
 
 
-class ClaimModel:
+class ClaimModel(ABC):
     """A loaded model folder: calibrated scores and labels for sentences."""
 
     def __init__(self, path: Path, meta: dict[str, Any]) -> None:
@@ -340,8 +341,9 @@ class ClaimModel:
         self.version: str = str(version) if version is not None else "unregistered"
         self.max_length: int = int(meta.get("max_length", 0))
 
+    @abstractmethod
     def raw_scores(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        """Uncalibrated probability per label, shape (len(texts), len(labels))."""
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Calibrated probability per label, shape (len(texts), len(labels))."""

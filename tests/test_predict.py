@@ -210,18 +210,9 @@ def bad_inputs(root: Path) -> dict[str, str]:
     }
 
 
-def test_bad_inputs_are_named_recorded_and_the_batch_goes_on(
-    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("locked_files")
+def test_bad_inputs_are_named_recorded_and_the_batch_goes_on(project: Path, tmp_path: Path) -> None:
     expected = bad_inputs(tmp_path / "in")
-    real = Path.read_bytes
-
-    def deny(self: Path) -> bytes:
-        if self.name == "locked.txt":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
-
-    monkeypatch.setattr(Path, "read_bytes", deny)
     out, errors = tmp_path / "out.jsonl", tmp_path / "errors.jsonl"
     result = run(
         project, str(tmp_path / "in"), "-o", str(out), "--errors", str(errors),

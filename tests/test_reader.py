@@ -97,17 +97,10 @@ def test_missing_path_and_oversized_file(tmp_path: Path) -> None:
     assert "too large" in errors[1].reason and errors[1].source == str(big)
 
 
-def test_permission_denied_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("locked_files")
+def test_permission_denied_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "locked.txt"
     path.write_text(TEXT, encoding="utf-8")
-    real = Path.read_bytes
-
-    def deny(self: Path) -> bytes:
-        if self.name == "locked.txt":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
-
-    monkeypatch.setattr(Path, "read_bytes", deny)
     articles, errors = read(path)
     assert articles == [] and errors[0].reason == "permission denied"
 
