@@ -318,20 +318,12 @@ class OnnxConfig:
     """A variant becomes the default only if its labels equal fp32's on this share of sentences."""
     check_sentences: int = 3000
     """How many distinct unlabeled pool sentences to compare the variants on; 0 = all."""
-    cascade_safety: float = 2.0
-    """int8-cascade: rescore with fp32 within this multiple of the widest int8 label flip seen."""
 
     def __post_init__(self) -> None:
-        if (
-            not 0 < self.min_agreement <= 1
-            or self.check_sentences < 0
-            or self.opset < 11
-            or self.cascade_safety < 1
-        ):
+        if not 0 < self.min_agreement <= 1 or self.check_sentences < 0 or self.opset < 11:
             raise ConfigError(
-                "onnx: expected 0 < min_agreement <= 1, check_sentences >= 0, opset >= 11, "
-                f"cascade_safety >= 1; got {self.min_agreement}, {self.check_sentences}, "
-                f"{self.opset}, {self.cascade_safety}"
+                "onnx: expected 0 < min_agreement <= 1, check_sentences >= 0, opset >= 11; got "
+                f"{self.min_agreement}, {self.check_sentences}, {self.opset}"
             )
 
 

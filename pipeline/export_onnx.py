@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 FP32 = "model.onnx"
 INT8 = "model.int8.onnx"
 INT8_FFN = "model.int8-ffn.onnx"
+INT8_MIXED = "model.int8-mixed.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -53,23 +55,35 @@ def export_fp32(source: Path, target: Path, opset: int) -> None:
         )
 
 
-def weight_matmuls(source: Path, feed_forward_only: bool) -> list[str]:
-    """Names of the MatMul nodes that multiply by a weight (optionally only the FFN ones)."""
+def _layer(name: str) -> int:
+    match = re.search(r"layer\.(\d+)/", name)
+    return int(match.group(1)) if match else -1
+
+
+def weight_matmuls(source: Path, part: str = "all") -> list[str]:
+    """Names of the MatMul nodes that multiply by a weight, of one part of the network.
+
+    all: every one; ffn: the feed-forward ones; mixed: the attention projections of every
+    layer plus the feed-forward input of the upper half of the layers (measured to keep
+    fp32's labels where quantizing every weight does not).
+    """
     import onnx
 
     graph = onnx.load(str(source), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
     names = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
-    if feed_forward_only:
-        names = [
-            n
-            for n in names
-            if "/intermediate/" in n or ("/output/" in n and "/attention/" not in n)
-        ]
+    depth = 1 + max((_layer(n) for n in names), default=0)
+    ffn_in = [n for n in names if "/intermediate/" in n]
+    ffn_out = [n for n in names if "/output/" in n and "/attention/" not in n]
+    if part == "ffn":
+        return ffn_in + ffn_out
+    if part == "mixed":
+        attention = [n for n in names if "/attention/" in n]
+        return attention + [n for n in ffn_in if _layer(n) >= depth // 2]
     return names
 
 
-def quantize_int8(source: Path, target: Path, feed_forward_only: bool = False) -> None:
+def quantize_int8(source: Path, target: Path, part: str = "all") -> None:
     """Dynamic int8, per channel, weights only (activation x activation products stay fp32)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -78,7 +92,7 @@ def quantize_int8(source: Path, target: Path, feed_forward_only: bool = False) -
         str(target),
         weight_type=QuantType.QInt8,
         per_channel=True,
-        nodes_to_quantize=weight_matmuls(source, feed_forward_only),
+        nodes_to_quantize=weight_matmuls(source, part),
         extra_options={"MatMulConstBOnly": True},
     )
 
@@ -96,7 +110,7 @@ def check_texts(params: Params, limit: int) -> list[str]:
 
 
 def timed_labels(model: Any, texts: list[str]) -> tuple[np.ndarray, float]:
-    """Labels of the reference (torch) model and its speed."""
+    """A model's labels for these sentences and its speed (sentences/s)."""
     start = time.perf_counter()
     scores = model.scores(texts)
     rate = len(texts) / (time.perf_counter() - start)
@@ -113,7 +127,8 @@ def run_export_onnx(params: Params) -> dict[str, Any]:
     work.mkdir(parents=True)
     export_fp32(source, work / FP32, cfg.opset)
     quantize_int8(work / FP32, work / INT8)
-    quantize_int8(work / FP32, work / INT8_FFN, feed_forward_only=True)
+    quantize_int8(work / FP32, work / INT8_FFN, part="ffn")
+    quantize_int8(work / FP32, work / INT8_MIXED, part="mixed")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (source / name).exists():
             shutil.copy(source / name, work / name)
@@ -124,39 +139,21 @@ def run_export_onnx(params: Params) -> dict[str, Any]:
         texts = list(dict.fromkeys(r.text for r in labeled))[: cfg.check_sentences or None]
     reference, torch_rate = timed_labels(load_model(source), texts)
     variants: dict[str, dict[str, Any]] = {}
-    base = {k: v for k, v in meta.items() if k not in ("format", "weights", "cascade")}
-    calibrated: dict[str, np.ndarray] = {}
-
-    def measure(variant: str, extra: dict[str, Any]) -> None:
-        write_meta(work, {**base, "kind": "onnx", "source": str(source), **extra})
-        model = load_model(work)
-        start = time.perf_counter()
-        scores = model.scores(texts)
-        rate = len(texts) / (time.perf_counter() - start)
-        decided = model.post.decide(scores)
-        calibrated[variant] = scores
+    base = {k: v for k, v in meta.items() if k not in ("format", "weights")}
+    for variant, file in (
+        ("fp32", FP32),
+        ("int8", INT8),
+        ("int8-ffn", INT8_FFN),
+        ("int8-mixed", INT8_MIXED),
+    ):
+        write_meta(work, {**base, "kind": "onnx", "weights": file, "source": str(source)})
+        decided, rate = timed_labels(load_model(work), texts)
         variants[variant] = {
-            **extra,
-            "file": extra["weights"],
+            "file": file,
             "label_agreement": round(float(np.mean(np.all(decided == reference, axis=1))), 5),
             "cell_agreement": round(float(np.mean(decided == reference)), 5),
             "sentences_per_s": round(rate, 1),
         }
-        if extra.get("cascade"):
-            variants[variant]["rescored_share"] = round(model.rescored / max(1, len(texts)), 4)
-
-    for variant, file in (("fp32", FP32), ("int8", INT8), ("int8-ffn", INT8_FFN)):
-        measure(variant, {"weights": file})
-    # The int8 graph with an fp32 fallback for sentences near a threshold. A label flips only
-    # where int8 and fp32 fall on opposite sides of its threshold; the margin is the largest
-    # distance from the threshold of such a flipped int8 score on the check sentences, times a
-    # safety factor, so every flip seen there (and flips a little further out) goes to fp32.
-    thresholds = np.array([meta["thresholds"][label] for label in meta["labels"]])
-    flipped = (calibrated["int8"] >= thresholds) != (calibrated["fp32"] >= thresholds)
-    distance = np.abs(calibrated["int8"] - thresholds)[flipped]
-    needed = float(distance.max()) if distance.size else 0.0
-    margin = round(min(0.5, cfg.cascade_safety * needed + 1e-4), 4)
-    measure("int8-cascade", {"weights": INT8, "cascade": {"fallback": FP32, "margin": margin}})
     eligible = [v for v in variants if variants[v]["label_agreement"] >= cfg.min_agreement]
     default = max(eligible, key=lambda v: variants[v]["sentences_per_s"]) if eligible else "fp32"
     summary = {
@@ -166,8 +163,16 @@ def run_export_onnx(params: Params) -> dict[str, Any]:
         "default": default,
         "variants": variants,
     }
-    chosen = {k: variants[default][k] for k in ("weights", "cascade") if k in variants[default]}
-    write_meta(work, {**base, "kind": "onnx", "source": str(source), **chosen, "onnx": summary})
+    write_meta(
+        work,
+        {
+            **base,
+            "kind": "onnx",
+            "weights": variants[default]["file"],
+            "source": str(source),
+            "onnx": summary,
+        },
+    )
     _card(work, meta, summary)
     shutil.rmtree(target, ignore_errors=True)
     work.rename(target)

@@ -35,19 +35,6 @@ class OnnxModel(ClaimModel):
         self.session = ort.InferenceSession(
             str(path / meta["weights"]), options, providers=["CPUExecutionProvider"]
         )
-        # A cascade: the int8 graph scores everything; sentences whose calibrated score lies
-        # within `margin` of a threshold are scored again by the fp32 graph, so int8 only
-        # decides where its error cannot flip a label.
-        cascade = meta.get("cascade") or {}
-        self.fallback = (
-            ort.InferenceSession(
-                str(path / cascade["fallback"]), options, providers=["CPUExecutionProvider"]
-            )
-            if cascade
-            else None
-        )
-        self.margin = float(cascade.get("margin", 0.0))
-        self.rescored = 0
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_padding()
@@ -76,16 +63,7 @@ class OnnxModel(ClaimModel):
         return [self._lengths[t] > self.max_length for t in texts]
 
     def raw_scores(self, texts: list[str]) -> np.ndarray:
-        encoded = self._encode(texts)
-        raw = self._run(self.session, encoded)
-        if self.fallback is not None and len(texts):
-            thresholds = np.array([self.thresholds[label] for label in self.labels])
-            near = np.any(np.abs(self.post.calibrate(raw) - thresholds) < self.margin, axis=1)
-            idx = np.flatnonzero(near)
-            if len(idx):
-                raw[idx] = self._run(self.fallback, [encoded[i] for i in idx])
-            self.rescored += len(idx)
-        return raw
+        return self._run(self.session, self._encode(texts))
 
     def _run(self, session: Any, encoded: list[list[int]]) -> np.ndarray:
         """Sigmoid of the logits, batches sorted by length and padded to their longest."""

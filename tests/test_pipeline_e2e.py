@@ -177,7 +177,7 @@ def test_repro_tags_the_new_articles_and_exports_onnx(repro: tuple[Path, str]) -
     summary = [json.loads(line) for line in (out / "summary.jsonl").open()]
     assert [s["article_id"] for s in summary] == ["a"]
     onnx = json.loads((params.path("metrics_dir") / "onnx.json").read_text())
-    assert set(onnx["variants"]) == {"fp32", "int8", "int8-ffn", "int8-cascade"}
+    assert set(onnx["variants"]) == {"fp32", "int8", "int8-ffn", "int8-mixed"}
     assert onnx["variants"]["fp32"]["label_agreement"] == 1.0
     meta = json.loads((params.path("models_dir") / "transformer-onnx" / "model.json").read_text())
     assert meta["kind"] == "onnx" and meta["weights"] == onnx["variants"][onnx["default"]]["file"]
