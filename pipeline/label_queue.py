@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import strategies
-from pipeline.config import LABELS, UNRELATED, Params
+from pipeline.config import LABELS, UNRELATED, LabelConfig, Params
 from pipeline.label_store import LabelStore, utc_now
 from pipeline.labels import SecondAnnotation, load_sentences
 from pipeline.schema import Article, LabeledSentence, Sentence, read_records
@@ -41,12 +41,13 @@ SCORE_BATCH = 256
 class QueueOptions:
     """What to queue and how to order it."""
 
-    strategy: str = "uncertain"
-    limit: int = 200
-    seed: int = 20161211
+    # Defaults are params.yaml's `label:` section's, declared once in LabelConfig.
+    strategy: str = LabelConfig.strategy
+    limit: int = LabelConfig.limit
+    seed: int = LabelConfig.seed
     model: str = "champion"
-    audit_method: str = "cleanlab"
-    audit_margin: float = 0.3
+    audit_method: str = LabelConfig.audit_method
+    audit_margin: float = LabelConfig.audit_margin
     articles: frozenset[str] | None = None
     """Only sentences of these articles (a `--from` batch); None = all."""
 
