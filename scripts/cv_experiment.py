@@ -1,0 +1,80 @@
+"""Cross-validate one model with overridden params, without touching models/, MLflow or DVC.
+
+For choosing training params before a full `dvc repro`: prints the OOF figures
+(the same procedure and metrics as the train stages) and writes them as JSON.
+
+    python scripts/cv_experiment.py transformer epochs=5 learning_rate=5e-5 --out exp.json
+
+Choosing params on the OOF figures that are then reported makes those figures
+slightly optimistic; the note of the run that uses the result should say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.dataset import load_examples
+from pipeline.evaluate import oof_metrics
+from pipeline.training import cross_validate, oof_rows
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    if not _:
+        raise SystemExit(f"override {text!r}: expected key=value")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=["tfidf", "embed", "transformer"])
+    parser.add_argument("overrides", nargs="*", help="key=value of the model's params section")
+    parser.add_argument("--out", type=Path, help="write the figures and settings here (JSON)")
+    parser.add_argument("--oof", type=Path, help="write the OOF rows here (JSONL)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    params = load_params()
+    cfg = replace(getattr(params, args.model), **dict(map(parse_override, args.overrides)))
+    examples = load_examples(params.path("dataset_dir"))
+    if args.model == "tfidf":
+        from pipeline.train_tfidf import TfidfLearner as Learner
+    elif args.model == "embed":
+        from pipeline.train_embed import EmbedLearner as Learner
+    else:
+        from pipeline.train_transformer import TransformerLearner as Learner
+    if args.model == "transformer":
+        learner = Learner(examples, cfg, params.dataset.n_folds)
+    else:
+        learner = Learner(examples, cfg)
+    start = time.perf_counter()
+    result = cross_validate(examples, learner)
+    rows = oof_rows(examples, result)
+    figures = oof_metrics(rows, params.evaluate.ece_bins, params.dataset.seed_prefix)
+    seconds = time.perf_counter() - start
+    per = figures["per_label"]
+    seeds = figures["leave_seeds_out"]
+    print(
+        f"{args.model} {' '.join(args.overrides)}: macro-F1 {figures['macro_f1']:.3f} "
+        + " ".join(f"{k} {v['f1']:.3f}" for k, v in per.items())
+        + f" | seeds {seeds['macro_f1']:.3f} | {seconds:.0f} s"
+    )
+    if args.out:
+        args.out.write_text(
+            json.dumps({"settings": learner.settings(), "seconds": seconds, "figures": figures})
+        )
+    if args.oof:
+        args.oof.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+if __name__ == "__main__":
+    main()
