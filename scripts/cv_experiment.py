@@ -15,19 +15,26 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.dataset import load_examples
 from pipeline.evaluate import oof_metrics
+from pipeline.schema import atomic_open, write_jsonl
 from pipeline.training import cross_validate, oof_rows
 
 
-def parse_override(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    if not _:
+def parse_override(text: str, allowed: set[str], section: str) -> tuple[str, object]:
+    """`key=value` of the model's params section; the value is read as JSON when it parses."""
+    key, sep, value = text.partition("=")
+    if not sep:
         raise SystemExit(f"override {text!r}: expected key=value")
+    if key not in allowed:
+        raise SystemExit(
+            f"override {text!r}: {section} has no param {key!r}; expected one of "
+            + ", ".join(sorted(allowed))
+        )
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
@@ -38,13 +45,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=["tfidf", "embed", "transformer"])
     parser.add_argument("overrides", nargs="*", help="key=value of the model's params section")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, help="write the figures and settings here (JSON)")
     parser.add_argument("--oof", type=Path, help="write the OOF rows here (JSONL)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    params = load_params()
-    cfg = replace(getattr(params, args.model), **dict(map(parse_override, args.overrides)))
+    params = load_params(args.params)
+    base = getattr(params, args.model)
+    allowed = {f.name for f in fields(base)}
+    cfg = replace(base, **dict(parse_override(o, allowed, args.model) for o in args.overrides))
     examples = load_examples(params.path("dataset_dir"))
     if args.model == "tfidf":
         from pipeline.train_tfidf import TfidfLearner as Learner
@@ -69,11 +79,10 @@ def main() -> None:
         + f" | seeds {seeds['macro_f1']:.3f} | {seconds:.0f} s"
     )
     if args.out:
-        args.out.write_text(
-            json.dumps({"settings": learner.settings(), "seconds": seconds, "figures": figures})
-        )
+        with atomic_open(args.out) as out:
+            json.dump({"settings": learner.settings(), "seconds": seconds, "figures": figures}, out)
     if args.oof:
-        args.oof.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(args.oof, rows)
 
 
 if __name__ == "__main__":

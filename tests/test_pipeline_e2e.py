@@ -181,3 +181,37 @@ def test_repro_tags_the_new_articles_and_exports_onnx(repro: tuple[Path, str]) -
     assert onnx["variants"]["fp32"]["label_agreement"] == 1.0
     meta = json.loads((params.path("models_dir") / "transformer-onnx" / "model.json").read_text())
     assert meta["kind"] == "onnx" and meta["weights"] == onnx["variants"][onnx["default"]]["file"]
+
+
+def test_cv_experiment_overrides_params_and_leaves_models_alone(
+    repro: tuple[Path, str], tmp_path: Path
+) -> None:
+    work, uri = repro
+    env = {**os.environ, "PYTHONPATH": str(work), "MLFLOW_TRACKING_URI": uri}
+    model_file = work / "models" / "tfidf" / "model.joblib"
+    before = model_file.stat().st_mtime_ns
+    out, oof = tmp_path / "exp.json", tmp_path / "exp.oof.jsonl"
+    script = str(ROOT / "scripts" / "cv_experiment.py")
+    done = _run(
+        [sys.executable, script, "tfidf", "C=0.5", "--out", str(out), "--oof", str(oof)],
+        work,
+        env,
+    )
+    result = json.loads(out.read_text())
+    assert result["settings"]["C"] == 0.5
+    assert f"macro-F1 {result['figures']['macro_f1']:.3f}" in done.stdout
+    rows = [json.loads(line) for line in oof.open()]
+    committed = json.loads((work / "metrics" / "tfidf.json").read_text())
+    assert len(rows) == committed["sentences"] == result["figures"]["sentences"]
+    assert model_file.stat().st_mtime_ns == before  # no model folder is rewritten
+
+    bad = subprocess.run(
+        [sys.executable, script, "tfidf", "epochs=2"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0
+    assert "tfidf has no param 'epochs'" in bad.stderr
