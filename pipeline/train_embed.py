@@ -102,7 +102,11 @@ class EmbedLearner:
         }
 
 
+def make_learner(params: Params, examples: list[Example]) -> EmbedLearner:
+    return EmbedLearner(examples, params.embed)
+
+
 def run_train_embed(params: Params) -> dict[str, Any]:
     from pipeline.training import run_training
 
-    return run_training(params, NAME, lambda examples: EmbedLearner(examples, params.embed))
+    return run_training(params, NAME, make_learner)

@@ -83,7 +83,11 @@ class TfidfLearner:
         return {"weights": WEIGHTS[NAME], "max_length": 0}
 
 
+def make_learner(params: Params, examples: list[Example]) -> TfidfLearner:
+    return TfidfLearner(examples, params.tfidf)
+
+
 def run_train_tfidf(params: Params) -> dict[str, Any]:
     from pipeline.training import run_training
 
-    return run_training(params, NAME, lambda examples: TfidfLearner(examples, params.tfidf))
+    return run_training(params, NAME, make_learner)

@@ -196,11 +196,11 @@ class TransformerLearner:
         }
 
 
+def make_learner(params: Params, examples: list[Example]) -> TransformerLearner:
+    return TransformerLearner(examples, params.transformer, params.dataset.n_folds)
+
+
 def run_train_transformer(params: Params) -> dict[str, Any]:
     from pipeline.training import run_training
 
-    return run_training(
-        params,
-        NAME,
-        lambda examples: TransformerLearner(examples, params.transformer, params.dataset.n_folds),
-    )
+    return run_training(params, NAME, make_learner)

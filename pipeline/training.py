@@ -223,7 +223,7 @@ def save_folder(
 
 
 def run_training(
-    params: Params, name: str, make_learner: Callable[[list[Example]], Learner]
+    params: Params, name: str, make_learner: Callable[[Params, list[Example]], Learner]
 ) -> dict[str, Any]:
     """Cross-validate, write OOF, fit the final model, save its folder and log it to MLflow."""
     from pipeline import tracking
@@ -231,7 +231,7 @@ def run_training(
 
     stage_start = time.perf_counter()
     examples = load_examples(params.path("dataset_dir"))
-    learner = make_learner(examples)
+    learner = make_learner(params, examples)
     n_real = sum(e.fold != AUTHORED_FOLD for e in examples)
     hashes = tracking.input_hashes(params)
     tags = tracking.run_tags(params, len(examples), hashes)

@@ -12,6 +12,7 @@ slightly optimistic; the note of the run that uses the result should say so.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import time
@@ -56,16 +57,8 @@ def main() -> None:
     allowed = {f.name for f in fields(base)}
     cfg = replace(base, **dict(parse_override(o, allowed, args.model) for o in args.overrides))
     examples = load_examples(params.path("dataset_dir"))
-    if args.model == "tfidf":
-        from pipeline.train_tfidf import TfidfLearner as Learner
-    elif args.model == "embed":
-        from pipeline.train_embed import EmbedLearner as Learner
-    else:
-        from pipeline.train_transformer import TransformerLearner as Learner
-    if args.model == "transformer":
-        learner = Learner(examples, cfg, params.dataset.n_folds)
-    else:
-        learner = Learner(examples, cfg)
+    trainer = importlib.import_module(f"pipeline.train_{args.model}")
+    learner = trainer.make_learner(replace(params, **{args.model: cfg}), examples)
     start = time.perf_counter()
     result = cross_validate(examples, learner)
     rows = oof_rows(examples, result)
