@@ -9,7 +9,12 @@ import pytest
 
 from pipeline.config import TransformerConfig
 from pipeline.models import batched_forward, sigmoid_logits
-from pipeline.train_transformer import fine_tune, length_grouped_batches, positive_weights
+from pipeline.train_transformer import (
+    distinct_examples,
+    fine_tune,
+    length_grouped_batches,
+    positive_weights,
+)
 
 TEXTS = [
     "Rebels captured the town.",
@@ -53,3 +58,23 @@ def test_positive_weights() -> None:
     assert positive_weights(y, "none").tolist() == [1.0, 1.0, 1.0]
     assert positive_weights(y, "balanced").tolist() == pytest.approx([8.0, 2.0, 1.0])
     assert positive_weights(y, "sqrt").tolist() == pytest.approx([8**0.5, 2**0.5, 1.0])
+
+
+def test_distinct_examples_keep_the_first_of_each_text_and_label_pair() -> None:
+    texts = ["Rebels took the town.", "rebels  took the TOWN.", "Rebels took the town.", "Talks."]
+    y = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=np.float32)
+    kept = distinct_examples(texts, y, np.array([3, 0, 1, 2]))
+    # 1 repeats 0 (case and spaces folded); 2 has the same text but other labels, so it stays
+    assert kept.tolist() == [3, 0, 2]
+
+
+def test_frozen_word_embeddings_do_not_move_and_the_rest_does() -> None:
+    from pipeline.train_transformer import load_base
+
+    _, base = load_base(TINY)
+    _, tuned = fine_tune(TEXTS, Y, TINY, "test")
+    before, after = base.get_input_embeddings().weight, tuned.get_input_embeddings().weight
+    assert bool((before == after).all())
+    assert not bool((base.classifier.weight == tuned.classifier.weight).all())
+    _, unfrozen = fine_tune(TEXTS, Y, dataclasses.replace(TINY, freeze_word_embeddings=False))
+    assert not bool((before == unfrozen.get_input_embeddings().weight).all())
