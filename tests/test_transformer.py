@@ -71,10 +71,11 @@ def test_distinct_examples_keep_the_first_of_each_text_and_label_pair() -> None:
 def test_frozen_word_embeddings_do_not_move_and_the_rest_does() -> None:
     from pipeline.train_transformer import load_base
 
-    _, base = load_base(TINY)
-    _, tuned = fine_tune(TEXTS, Y, TINY, "test")
+    frozen = dataclasses.replace(TINY, freeze_word_embeddings=True)
+    _, base = load_base(frozen)
+    _, tuned = fine_tune(TEXTS, Y, frozen, "test")
     before, after = base.get_input_embeddings().weight, tuned.get_input_embeddings().weight
     assert bool((before == after).all())
     assert not bool((base.classifier.weight == tuned.classifier.weight).all())
-    _, unfrozen = fine_tune(TEXTS, Y, dataclasses.replace(TINY, freeze_word_embeddings=False))
+    _, unfrozen = fine_tune(TEXTS, Y, TINY)
     assert not bool((before == unfrozen.get_input_embeddings().weight).all())
