@@ -122,10 +122,11 @@ def fine_tune(
                 batch = tokenizer.pad(
                     {"input_ids": [encoded[i] for i in batch_idx]}, return_tensors="pt"
                 )
-                logits = model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                ).logits
-                loss = loss_fn(logits, targets[batch_idx])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                    logits = model(
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                    ).logits
+                loss = loss_fn(logits.float(), targets[batch_idx])
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
                 optimizer.step()
