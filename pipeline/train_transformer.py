@@ -150,7 +150,7 @@ def fine_tune(
 
 
 def distinct_examples(texts: list[str], y: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The first of each run of examples with the same normalised text and labels, in order."""
+    """`idx` with every example whose normalised text and labels an earlier one has, dropped."""
     seen: set[tuple[str, bytes]] = set()
     keep = []
     for i in idx:

@@ -13,6 +13,7 @@ from pipeline.train_transformer import (
     distinct_examples,
     fine_tune,
     length_grouped_batches,
+    load_base,
     positive_weights,
 )
 
@@ -69,8 +70,6 @@ def test_distinct_examples_keep_the_first_of_each_text_and_label_pair() -> None:
 
 
 def test_frozen_word_embeddings_do_not_move_and_the_rest_does() -> None:
-    from pipeline.train_transformer import load_base
-
     frozen = dataclasses.replace(TINY, freeze_word_embeddings=True)
     _, base = load_base(frozen)
     _, tuned = fine_tune(TEXTS, Y, frozen, "test")
