@@ -196,3 +196,34 @@ def test_load_model_rejects_a_folder_without_model_json(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError) as err:
         load_model(tmp_path)
     assert str(err.value) == f"{tmp_path}: not a model folder (no model.json)"
+
+
+def test_onnx_check_set_tops_up_unlabeled_with_labeled_sentences(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pipeline.config import load_params
+    from pipeline.export_onnx import agreement, check_texts
+    from pipeline.schema import LabeledSentence, Sentence, write_jsonl
+
+    params = replace(
+        load_params(Path(__file__).resolve().parents[1] / "params.yaml"), root=tmp_path
+    )
+    rows = [("seeds/a", 0, "Seed text."), ("pool/b", 0, "Labeled one."), ("pool/b", 1, "Free one.")]
+    rows += [("pool/c", 0, "Free one."), ("pool/c", 1, "Labeled two."), ("pool/c", 2, "Free two.")]
+    sentences = [Sentence(f"{a}:{i}", a, i, 0, len(t), t) for a, i, t in rows]
+    labels = [
+        LabeledSentence(s.sentence_id, s.article_id, s.text, ["unrelated"], "pool", "t", "x", "")
+        for s in sentences
+        if s.text.startswith(("Labeled", "Seed"))
+    ]
+    for key, records in (("sentences", sentences), ("labels", labels)):
+        params.path(key).parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(params.path(key), records)
+
+    # unlabeled first (distinct, seeds never), then labeled pool sentences up to the limit
+    assert check_texts(params, 3) == (["Free one.", "Free two.", "Labeled one."], 2)
+    assert check_texts(params, 0) == (["Free one.", "Free two.", "Labeled one.", "Labeled two."], 2)
+    assert check_texts(params, 1) == (["Free one."], 1)
+    decided = np.array([[1, 0, 0], [0, 1, 0]])
+    assert agreement(decided, np.array([[1, 0, 0], [0, 0, 0]])) == 0.5
+    assert agreement(decided[:0], decided[:0]) == 1.0
