@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.config import TfidfConfig
+from pipeline.config import TfidfConfig, load_params
 from pipeline.dataset import Example, multi_hot
 from pipeline.evaluate import compute_metrics
+from pipeline.export_onnx import agreement, check_texts
 from pipeline.models import (
     ModelFormatError,
     Platt,
@@ -25,6 +27,7 @@ from pipeline.models import (
     reliability,
     tune_threshold,
 )
+from pipeline.schema import LabeledSentence, Sentence, write_jsonl
 from pipeline.train_tfidf import TfidfLearner
 from pipeline.training import cross_validate, oof_rows, save_folder
 
@@ -198,16 +201,10 @@ def test_load_model_rejects_a_folder_without_model_json(tmp_path: Path) -> None:
     assert str(err.value) == f"{tmp_path}: not a model folder (no model.json)"
 
 
-def test_onnx_check_set_tops_up_unlabeled_with_labeled_sentences(tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    from pipeline.config import load_params
-    from pipeline.export_onnx import agreement, check_texts
-    from pipeline.schema import LabeledSentence, Sentence, write_jsonl
-
-    params = replace(
-        load_params(Path(__file__).resolve().parents[1] / "params.yaml"), root=tmp_path
-    )
+def test_onnx_check_set_tops_up_unlabeled_with_labeled_sentences(
+    tmp_path: Path, root: Path
+) -> None:
+    params = replace(load_params(root / "params.yaml"), root=tmp_path)
     rows = [("seeds/a", 0, "Seed text."), ("pool/b", 0, "Labeled one."), ("pool/b", 1, "Free one.")]
     rows += [("pool/c", 0, "Free one."), ("pool/c", 1, "Labeled two."), ("pool/c", 2, "Free two.")]
     sentences = [Sentence(f"{a}:{i}", a, i, 0, len(t), t) for a, i, t in rows]
