@@ -215,3 +215,37 @@ def test_cv_experiment_overrides_params_and_leaves_models_alone(
     )
     assert bad.returncode != 0
     assert "tfidf has no param 'epochs'" in bad.stderr
+
+
+def test_cv_experiment_averages_over_seeds_and_can_drop_authored(
+    repro: tuple[Path, str], tmp_path: Path
+) -> None:
+    work, uri = repro
+    env = {**os.environ, "PYTHONPATH": str(work), "MLFLOW_TRACKING_URI": uri}
+    script = str(ROOT / "scripts" / "cv_experiment.py")
+    out = tmp_path / "seeds.json"
+    done = _run(
+        [sys.executable, script, "transformer", "--seeds", "3,4", "--without-authored"]
+        + ["--out", str(out)],
+        work,
+        env,
+    )
+    result = json.loads(out.read_text())
+    assert [run["seed"] for run in result["seeds"]] == [3, 4]
+    assert result["settings"]["seed"] == 3
+    assert result["authored_in_training"] == 0
+    macros = [run["macro_f1"] for run in result["seeds"]]
+    assert result["mean"]["macro_f1"]["mean"] == pytest.approx(sum(macros) / 2)
+    assert result["mean"]["macro_f1"]["min"] == min(macros)
+    assert "mean over 2 seeds" in done.stdout and "(without authored) seed=4" in done.stdout
+
+    bad = subprocess.run(
+        [sys.executable, script, "tfidf", "--seeds", "1,2"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0
+    assert "tfidf has no training seed" in bad.stderr
