@@ -6,6 +6,7 @@ For choosing training params before a full `dvc repro`: prints the OOF figures
     python scripts/cv_experiment.py transformer epochs=5 learning_rate=5e-5 --out exp.json
     python scripts/cv_experiment.py transformer --seeds 20161211,1    # mean over two seeds
     python scripts/cv_experiment.py transformer --without-authored    # what authored data buys
+    python scripts/cv_experiment.py transformer --extra-authored labels/trial/FILE.jsonl
 
 One training seed is one draw: on 9,136 labels the transformer scored macro-F1 0.847 with
 seed 20161211 and 0.824 with seed 1 (heritage F1 0.674 and 0.578), so compare settings on
@@ -25,10 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_params
-from pipeline.dataset import AUTHORED, Example, load_examples
+from pipeline.dataset import AUTHORED, AUTHORED_FOLD, Example, load_examples, multi_hot
 from pipeline.evaluate import oof_metrics
+from pipeline.labels import check_file
 from pipeline.schema import atomic_open, write_jsonl
+from pipeline.segment import normalize_text
 from pipeline.training import cross_validate, oof_rows
+
+log = logging.getLogger("cv_experiment")
 
 
 def parse_override(text: str, allowed: set[str], section: str) -> tuple[str, object]:
@@ -60,6 +65,13 @@ def main() -> None:
     parser.add_argument(
         "--without-authored", action="store_true", help="train on the real sentences only"
     )
+    parser.add_argument(
+        "--extra-authored",
+        type=Path,
+        action="append",
+        default=[],
+        help="also train on the authored label records in this JSONL file (repeatable)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -71,6 +83,8 @@ def main() -> None:
     examples = load_examples(params.path("dataset_dir"))
     if args.without_authored:
         examples = [e for e in examples if e.source != AUTHORED]
+    for path in args.extra_authored:
+        examples += extra_authored(path, examples)
     runs = [
         run_once(args.model, replace(params, **{args.model: with_seed(cfg, seed)}), examples)
         for seed in seeds
@@ -109,6 +123,37 @@ def parse_seeds(text: str | None, cfg: Any, model: str) -> list[int | None]:
     if len(set(seeds)) != len(seeds):
         raise SystemExit(f"--seeds {text!r}: each seed once")
     return seeds
+
+
+def extra_authored(path: Path, examples: list[Example]) -> list[Example]:
+    """Authored label records from a trial file, as training-only examples.
+
+    Checked like `labels/authored.jsonl`; a sentence already in the training data is skipped.
+    """
+    records, problems = check_file(path, None, allowed_sources=(AUTHORED,))
+    if problems:
+        raise SystemExit(
+            f"--extra-authored {path}: {len(problems)} problem(s), first: "
+            + "; ".join(f"line {p.line}: {p.message}" for p in problems[:3])
+        )
+    known = {normalize_text(e.text) for e in examples} | {e.sentence_id for e in examples}
+    extra = []
+    for rec in records:
+        if rec.sentence_id in known or normalize_text(rec.text) in known:
+            continue
+        extra.append(
+            Example(
+                sentence_id=rec.sentence_id,
+                article_id=rec.article_id,
+                text=rec.text,
+                labels=multi_hot(rec.labels, f"{path}: {rec.sentence_id}"),
+                label_names=list(rec.labels),
+                source=AUTHORED,
+                fold=AUTHORED_FOLD,
+            )
+        )
+    log.info("%s: %d extra authored sentences for training", path, len(extra))
+    return extra
 
 
 def with_seed(cfg: Any, seed: int | None) -> Any:

@@ -239,6 +239,47 @@ def test_cv_experiment_averages_over_seeds_and_can_drop_authored(
     assert result["mean"]["macro_f1"]["min"] == min(macros)
     assert "mean over 2 seeds" in done.stdout and "(without authored) seed=4" in done.stdout
 
+    trial = tmp_path / "trial.jsonl"
+    records = [
+        {
+            "sentence_id": f"authored:trial{i}",
+            "article_id": "authored/trial",
+            "text": text,
+            "labels": labels,
+            "source": "authored",
+            "annotator": "test",
+            "labeled_at": "2026-12-01T00:00:00Z",
+            "note": "",
+        }
+        for i, (text, labels) in enumerate(
+            [("Shells hit the old city of Homs.", ["heritage"]), ("Talks resume.", ["unrelated"])]
+        )
+    ]
+    trial.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    plain, extra = tmp_path / "plain.json", tmp_path / "extra.json"
+    _run([sys.executable, script, "tfidf", "--out", str(plain)], work, env)
+    _run(
+        [sys.executable, script, "tfidf", "--extra-authored", str(trial), "--out", str(extra)],
+        work,
+        env,
+    )
+    before = json.loads(plain.read_text())["authored_in_training"]
+    assert before > 0
+    assert json.loads(extra.read_text())["authored_in_training"] == before + 2
+
+    records[1]["labels"] = ["heritage", "unrelated"]
+    trial.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    broken = subprocess.run(
+        [sys.executable, script, "tfidf", "--extra-authored", str(trial)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert broken.returncode != 0
+    assert f"--extra-authored {trial}: 1 problem(s), first: line 2:" in broken.stderr
+
     bad = subprocess.run(
         [sys.executable, script, "tfidf", "--seeds", "1,2"],
         cwd=work,
