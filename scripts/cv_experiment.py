@@ -8,8 +8,8 @@ For choosing training params before a full `dvc repro`: prints the OOF figures
     python scripts/cv_experiment.py transformer --without-authored    # what authored data buys
     python scripts/cv_experiment.py transformer --extra-authored labels/trial/FILE.jsonl
 
-One training seed is one draw: on 9,136 labels the transformer scored macro-F1 0.847 with
-seed 20161211 and 0.824 with seed 1 (heritage F1 0.674 and 0.578), so compare settings on
+One training seed is one draw: on 9,136 labels the transformer scored macro-F1 0.842 with
+seed 20161211 and 0.824 with seed 1 (heritage F1 0.644 and 0.578), so compare settings on
 the mean over two or more seeds. Choosing params on the OOF figures that are then reported makes those figures
 slightly optimistic; the note of the run that uses the result should say so.
 """
@@ -182,10 +182,13 @@ def summary_line(args: argparse.Namespace, run: dict[str, Any]) -> str:
     setting = " ".join(args.overrides)
     if args.without_authored:
         setting += " (without authored)"
+    for path in args.extra_authored:
+        setting += f" (+ {path.name})"
     if args.seeds:
         setting += f" seed={run['seed']}"
     return (
-        f"{args.model} {setting.strip()}: macro-F1 {figures['macro_f1']:.3f} "
+        f"{' '.join(filter(None, [args.model, setting.strip()]))}: "
+        f"macro-F1 {figures['macro_f1']:.3f} "
         + " ".join(f"{k} {v['f1']:.3f}" for k, v in figures["per_label"].items())
         + f" | seeds {figures['leave_seeds_out']['macro_f1']:.3f} | {run['seconds']:.0f} s"
     )
