@@ -170,6 +170,19 @@ def join_real(
     return pairs
 
 
+def authored_example(rec: LabeledSentence) -> Example:
+    """An authored label as a training-only example (fold -1)."""
+    return Example(
+        sentence_id=rec.sentence_id,
+        article_id=rec.article_id,
+        text=rec.text,
+        labels=multi_hot(rec.labels, rec.sentence_id),
+        label_names=list(rec.labels),
+        source=AUTHORED,
+        fold=AUTHORED_FOLD,
+    )
+
+
 def build_examples(
     sentences: list[Sentence],
     labeled: list[LabeledSentence],
@@ -220,17 +233,7 @@ def build_examples(
             dropped += 1
             log.warning("authored %s repeats a real labeled sentence; dropped", rec.sentence_id)
             continue
-        examples.append(
-            Example(
-                sentence_id=rec.sentence_id,
-                article_id=rec.article_id,
-                text=rec.text,
-                labels=multi_hot(rec.labels, rec.sentence_id),
-                label_names=list(rec.labels),
-                source=AUTHORED,
-                fold=AUTHORED_FOLD,
-            )
-        )
+        examples.append(authored_example(rec))
     if dropped:
         log.warning("dataset: %d authored sentence(s) dropped as repeats of real ones", dropped)
     return examples

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_params
-from pipeline.dataset import AUTHORED, AUTHORED_FOLD, Example, load_examples, multi_hot
+from pipeline.dataset import AUTHORED, Example, authored_example, load_examples
 from pipeline.evaluate import oof_metrics
 from pipeline.labels import check_file
 from pipeline.schema import atomic_open, write_jsonl
@@ -136,22 +136,13 @@ def extra_authored(path: Path, examples: list[Example]) -> list[Example]:
             f"--extra-authored {path}: {len(problems)} problem(s), first: "
             + "; ".join(f"line {p.line}: {p.message}" for p in problems[:3])
         )
-    known = {normalize_text(e.text) for e in examples} | {e.sentence_id for e in examples}
-    extra = []
-    for rec in records:
-        if rec.sentence_id in known or normalize_text(rec.text) in known:
-            continue
-        extra.append(
-            Example(
-                sentence_id=rec.sentence_id,
-                article_id=rec.article_id,
-                text=rec.text,
-                labels=multi_hot(rec.labels, f"{path}: {rec.sentence_id}"),
-                label_names=list(rec.labels),
-                source=AUTHORED,
-                fold=AUTHORED_FOLD,
-            )
-        )
+    texts = {normalize_text(e.text) for e in examples}
+    ids = {e.sentence_id for e in examples}
+    extra = [
+        authored_example(rec)
+        for rec in records
+        if rec.sentence_id not in ids and normalize_text(rec.text) not in texts
+    ]
     log.info("%s: %d extra authored sentences for training", path, len(extra))
     return extra
 

@@ -32,6 +32,12 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
     return done
 
 
+def _fails(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0, f"{' '.join(cmd)} should have failed:\n{done.stdout[-3000:]}"
+    return done
+
+
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("project")
@@ -205,15 +211,7 @@ def test_cv_experiment_overrides_params_and_leaves_models_alone(
     assert len(rows) == committed["sentences"] == result["figures"]["sentences"]
     assert model_file.stat().st_mtime_ns == before  # no model folder is rewritten
 
-    bad = subprocess.run(
-        [sys.executable, script, "tfidf", "epochs=2"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode != 0
+    bad = _fails([sys.executable, script, "tfidf", "epochs=2"], work, env)
     assert "tfidf has no param 'epochs'" in bad.stderr
 
 
@@ -269,24 +267,8 @@ def test_cv_experiment_averages_over_seeds_and_can_drop_authored(
 
     records[1]["labels"] = ["heritage", "unrelated"]
     trial.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    broken = subprocess.run(
-        [sys.executable, script, "tfidf", "--extra-authored", str(trial)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert broken.returncode != 0
+    broken = _fails([sys.executable, script, "tfidf", "--extra-authored", str(trial)], work, env)
     assert f"--extra-authored {trial}: 1 problem(s), first: line 2:" in broken.stderr
 
-    bad = subprocess.run(
-        [sys.executable, script, "tfidf", "--seeds", "1,2"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode != 0
+    bad = _fails([sys.executable, script, "tfidf", "--seeds", "1,2"], work, env)
     assert "tfidf has no training seed" in bad.stderr
